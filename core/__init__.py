@@ -1,0 +1,1 @@
+"""Lifeline's shared kernel: app factory, configuration, database, auth, directory, telephony, CLI."""

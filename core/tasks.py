@@ -1,0 +1,1 @@
+"""Kernel tasks (none yet beyond what domains register)."""

@@ -1,0 +1,134 @@
+"""The channel ladder is a pure function: table-driven."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ivr.ladder import Contact, Ladder, LadderError, PastAttempt, Send, Step, after_failed_call, decide
+
+NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+LADDER = Ladder(
+    steps=(
+        Step(channels=("sms", "email"), wait_minutes=5, contact=0),
+        Step(channels=("voice",), wait_minutes=5, contact=0),
+        Step(channels=("voice", "sms"), wait_minutes=5, contact=1),
+    ),
+    cycles=2,
+    cycle_gap_minutes=10,
+)
+WORK_PHONE = Contact(1, "work_phone")
+WORK_MAIL = Contact(2, "work_email")
+PRIVATE_PHONE = Contact(3, "private_phone")
+FAMILY_PHONE = Contact(4, "family_phone")
+EVERYONE = (WORK_PHONE, WORK_MAIL, PRIVATE_PHONE)
+
+
+@pytest.mark.parametrize(
+    ("contacts", "attempts", "position", "channels", "family", "sends", "next_position", "wait"),
+    [
+        # First step: SMS and e-mail to the first phone / address, then wait 5 min.
+        (EVERYONE, (), (0, 0), None, False, {("sms", 1), ("email", 2)}, (0, 1), 5),
+        # Then a call to the first phone.
+        (EVERYONE, (), (0, 1), None, False, {("voice", 1)}, (0, 2), 5),
+        # Then the next contact point; after the last step of a cycle the gap is added.
+        (EVERYONE, (), (0, 2), None, False, {("voice", 3), ("sms", 3)}, (1, 0), 15),
+        # The last step of the last cycle: wait, then the ladder is over.
+        (EVERYONE, (), (1, 2), None, False, {("voice", 3), ("sms", 3)}, (2, 0), 5),
+        # Only one phone: the "next contact point" step has nobody and is skipped at once (next cycle).
+        ((WORK_PHONE, WORK_MAIL), (), (0, 2), None, False, {("sms", 1), ("email", 2)}, (1, 1), 5),
+        # Voice not chosen for this broadcast: step 1 is skipped, step 2 sends SMS only.
+        (EVERYONE, (), (0, 1), ("sms", "email"), False, {("sms", 3)}, (1, 0), 15),
+        # Family phones are used only when asked (real broadcasts, or drills that ask).
+        ((WORK_PHONE, FAMILY_PHONE), (), (0, 2), None, False, {("sms", 1)}, (1, 1), 5),
+        ((WORK_PHONE, FAMILY_PHONE), (), (0, 2), None, True, {("voice", 4), ("sms", 4)}, (1, 0), 15),
+        # A number that failed for good on voice is not called again; SMS to it still goes.
+        (
+            EVERYONE,
+            (PastAttempt("voice", 1, 0, 1, failed_for_good=True),),
+            (1, 1),
+            None,
+            False,
+            None,
+            None,
+            None,
+        ),
+        # Re-running a step that already sent (a retried dispatcher) sends only what is missing.
+        (EVERYONE, (PastAttempt("sms", 1, 0, 0),), (0, 0), None, False, {("email", 2)}, (0, 1), 5),
+    ],
+)
+def test_next_step(contacts, attempts, position, channels, family, sends, next_position, wait):
+    kwargs = {"channels": channels} if channels else {}
+    decision = decide(
+        LADDER,
+        contacts,
+        attempts,
+        cycle=position[0],
+        step=position[1],
+        now=NOW,
+        include_family=family,
+        **kwargs,
+    )
+    if sends is None:
+        # The dead voice number is skipped: step 1 of cycle 1 has no one, step 2 reaches the private phone.
+        assert set(decision.sends) == {Send("voice", 3), Send("sms", 3)}
+        return
+    assert {(s.channel, s.contact_id) for s in decision.sends} == sends
+    assert (decision.cycle, decision.step) == next_position
+    assert decision.next_action_at == NOW + timedelta(minutes=wait)
+
+
+@pytest.mark.parametrize(
+    ("contacts", "position"),
+    [
+        ((), (0, 0)),  # nobody to reach at all
+        (EVERYONE, (2, 0)),  # both cycles done
+    ],
+)
+def test_ladder_ends(contacts, position):
+    decision = decide(LADDER, contacts, (), cycle=position[0], step=position[1], now=NOW)
+    assert decision.finished
+    assert decision.sends == ()
+
+
+def test_every_contact_point_step_reaches_all_of_them():
+    check = Ladder(steps=(Step(channels=("sms", "email"), wait_minutes=60, contact=None),))
+    decision = decide(check, (*EVERYONE, Contact(5, "private_email")), (), cycle=0, step=0, now=NOW)
+    assert {(s.channel, s.contact_id) for s in decision.sends} == {
+        ("sms", 1),
+        ("sms", 3),
+        ("email", 2),
+        ("email", 5),
+    }
+
+
+@pytest.mark.parametrize(
+    ("next_action_in", "expected_in"),
+    [(5, 1), (0.5, 0.5), (None, None)],
+)
+def test_failed_call_moves_the_ladder_on_sooner_never_later(next_action_in, expected_in):
+    planned = None if next_action_in is None else NOW + timedelta(minutes=next_action_in)
+    got = after_failed_call(LADDER, now=NOW, next_action_at=planned)
+    assert got == (None if expected_in is None else NOW + timedelta(minutes=expected_in))
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({}, "ladder.steps"),
+        ({"steps": [{"channels": ["fax"]}]}, "ladder.steps[0].channels"),
+        ({"steps": [{"channels": ["sms"], "wait_minutes": -1}]}, "ladder.steps[0].wait_minutes"),
+        ({"steps": [{"channels": ["sms"]}], "cycles": 9}, "ladder.cycles"),
+        ({"steps": [{"channels": ["sms"], "contact": "first"}]}, "ladder.steps[0].contact"),
+    ],
+)
+def test_invalid_ladder_says_where(data, field):
+    with pytest.raises(LadderError) as info:
+        Ladder.from_dict(data)
+    assert info.value.field == field
+
+
+def test_ladder_round_trips():
+    assert Ladder.from_dict(LADDER.as_dict()) == LADDER
