@@ -63,7 +63,9 @@ def _attempt() -> int:
 
 def _call_sid() -> str:
     sid = request.form.get("CallSid") or request.args.get("call") or ""
-    if not sid or len(sid) > 64:
+    # A carrier's call id is short printable ASCII; anything else (a NUL, a control character) is refused here so
+    # that it never reaches a query.
+    if not sid or len(sid) > 64 or not (sid.isascii() and sid.isprintable()):
         abort(400)
     return sid
 
