@@ -34,9 +34,15 @@ def bearer(db_session: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+_OPERATIONS: dict[int, list[Any]] = {}
+
+
 def _operations(app: Flask) -> list[Any]:
-    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
-    return [result.ok() for result in schema.get_all_operations()]
+    """The document's operations, read once per application (reading it again for every example is slow)."""
+    if id(app) not in _OPERATIONS:
+        schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+        _OPERATIONS[id(app)] = [result.ok() for result in schema.get_all_operations()]
+    return _OPERATIONS[id(app)]
 
 
 def test_the_document_describes_every_api_route(app: Flask) -> None:
