@@ -49,6 +49,11 @@ LINK_MISSES = Rule("link-miss", capacity=20, per_seconds=60.0)
 LOGIN_FAILURES = Rule("login-fail", capacity=20, per_seconds=600.0)
 
 
+def _now() -> float:
+    """The limiter's clock (wall time, shared by every process); tests freeze it."""
+    return time.time()
+
+
 def _key(rule: Rule, client: str) -> str:
     return KEY_PREFIX + hashlib.sha256(f"{rule.name}:{client}".encode()).hexdigest()[:16]
 
@@ -80,7 +85,7 @@ def _redis_step(settings: Any, rule: Rule, client: str, spend: bool) -> bool:
     return bool(
         script(
             keys=[_key(rule, client)],
-            args=[rule.capacity, rule.refill_per_second, repr(time.time()), 1 if spend else 0],
+            args=[rule.capacity, rule.refill_per_second, repr(_now()), 1 if spend else 0],
         )
     )
 
@@ -88,7 +93,7 @@ def _redis_step(settings: Any, rule: Rule, client: str, spend: bool) -> bool:
 def _database_step(rule: Rule, client: str, spend: bool) -> bool:
     """In the caller's transaction (the edge commits it); on PostgreSQL the row is locked for the update."""
     key = _key(rule, client)
-    now = time.time()
+    now = _now()
     t = pacing_buckets.c
     query = select(t.tokens, t.updated_at).where(t.channel == key)
     if db.session.get_bind().dialect.name == "postgresql":
