@@ -29,7 +29,8 @@ DISPATCH_EVERY_S = 5.0
 SWEEP_EVERY_S = min(30.0, max(5.0, float(os.environ.get("LIFELINE_DISPATCH_LEASE_SECONDS") or 120) / 4))
 CONTACT_CHECK_EVERY = timedelta(days=30)
 
-periodic("ivr.dispatch", "ivr.dispatch", DISPATCH_EVERY_S)
+# A beat that finds every worker busy is dropped rather than queued: the next one comes 5 s later anyway.
+periodic("ivr.dispatch", "ivr.dispatch", DISPATCH_EVERY_S, options={"expires": DISPATCH_EVERY_S})
 periodic("ivr.sweep", "ivr.sweep", SWEEP_EVERY_S)
 periodic("ivr.contact_check", "ivr.contact_check", 3600.0)
 periodic("ivr.spool_replay", "ivr.spool_replay", spool.REPLAY_EVERY_S)
@@ -59,7 +60,9 @@ def kick_dispatcher(broadcast_id: int) -> None:
 
 @celery_app.task(name="ivr.dispatch")
 def dispatch_task(broadcast_id: int | None = None) -> dict[str, Any]:
-    report = dispatch.run(out=outbound())
+    # Keep placing as pacing tokens come until the next beat: a run that stopped at the first empty bucket would
+    # place one second's worth every DISPATCH_EVERY_S, a fifth of the configured rate.
+    report = dispatch.run(out=outbound(), keep_pace_s=DISPATCH_EVERY_S)
     return {
         "advanced": report.advanced,
         "placed": report.placed,

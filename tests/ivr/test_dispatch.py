@@ -162,14 +162,7 @@ def test_transient_errors_retry_with_backoff_permanent_ones_are_recorded(world, 
 def test_pacing_holds_sends_back_until_tokens_come(world, outbound, backend):
     clock = [0.0]
     outbound.bucket = MemoryTokenBucket({"sms": 2.0, "email": 100.0, "voice": 1.0}, clock=lambda: clock[0])
-    service.start_broadcast(
-        organization_id=world.org.id,
-        template="earthquake",
-        audience={"everyone": True},
-        channels=["sms"],
-        actor="t",
-        now=NOW,
-    )
+    start(world, audience={"everyone": True}, channels=["sms"])
     run_at(outbound, NOW)
     assert len(backend.messages) == 2  # a bucket of 2/s holds 2 tokens
     clock[0] = 1.0
@@ -255,3 +248,33 @@ def test_contact_check_reaches_every_contact_point_and_records_which_work(
     assert service.contact_check_due(
         organization_id=world.org.id, every=timedelta(days=30), now=NOW + timedelta(days=31)
     )
+
+
+def test_the_dispatch_task_keeps_placing_at_the_rate_until_its_next_beat(
+    world, outbound, backend, monkeypatch
+):
+    """The beat runs ``ivr.dispatch`` every few seconds. One run must go on placing as tokens come (at the rate,
+    never faster), not stop at the first empty bucket: that would send one second's worth per beat."""
+    from ivr import tasks
+
+    clock = [0.0]
+    outbound.bucket = MemoryTokenBucket({"sms": 2.0, "email": 100.0, "voice": 1.0}, clock=lambda: clock[0])
+    sent_at: list[float] = []
+    send_sms = backend.send_sms
+
+    def timed_send(**kw):
+        sent_at.append(clock[0])
+        return send_sms(**kw)
+
+    def wait(seconds: float) -> None:  # the bucket's clock moves instead of the test sleeping
+        clock[0] += seconds
+
+    monkeypatch.setattr(backend, "send_sms", timed_send)
+    monkeypatch.setattr(tasks, "outbound", lambda: outbound)
+    monkeypatch.setattr(dispatch, "_sleep", wait)
+    start(world, audience={"everyone": True}, channels=["sms"])
+    result = tasks.dispatch_task.apply().get()
+    assert len(backend.messages) == len(world.staff) == result["placed"] == 8  # all of them in one run
+    # Two at once (the bucket holds one second's worth), then two per second: the last two at 3 s.
+    assert sent_at[:2] == [0.0, 0.0]
+    assert [round(t) for t in sent_at] == [0, 0, 1, 1, 2, 2, 3, 3]
