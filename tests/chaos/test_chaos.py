@@ -38,6 +38,8 @@ SMS_THEN_CALL = [
     {"channels": ["sms"], "wait_minutes": 0.25, "contact": 0},
     {"channels": ["voice"], "wait_minutes": 0.1, "contact": 0},
 ]
+# How long a broadcast of the chaos tests may take to finish sending before the test gives up on it.
+FINISH_WITHIN_S = 600
 # What a caller hears once their last answer is taken, in either language.
 THANKS = {phrases["thanks"] for phrases in PHRASES.values()}
 
@@ -137,7 +139,9 @@ def test_a_worker_killed_mid_broadcast_is_replaced_and_nobody_is_reached_twice(t
         wait_until("sending to resume", lambda: stack.network.sends() > sent_at_kill, timeout_s=30)
         resumed_after = time.monotonic() - killed_at
         stack.mark(f"sending resumed {resumed_after:.1f} s after the kill")
-        stack.wait_finished(broadcast_id, timeout_s=240)
+        # The bound is on resuming (below); finishing only has to happen. 75 s on a quiet machine, 130 s at
+        # a load average of 15: the generous limit keeps a busy CI machine from failing a run that is correct.
+        stack.wait_finished(broadcast_id, timeout_s=FINISH_WITHIN_S)
         stack.mark("finished")
         assert call_timelines_with_errors(stack.network) == []  # the web app answered every webhook
         check_reached_once_per_step(stack, broadcast_id, people)
@@ -168,7 +172,7 @@ def test_redis_and_the_web_app_restarted_under_duplicated_callbacks_it_completes
         stack.mark(f"web app stopped after {stack.network.sends()} sends")
         stack.start_web()
         stack.mark("web app back")
-        stack.wait_finished(broadcast_id, timeout_s=240)
+        stack.wait_finished(broadcast_id, timeout_s=FINISH_WITHIN_S)
         stack.mark("finished")
         retried = [
             m
