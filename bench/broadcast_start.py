@@ -1,9 +1,10 @@
 """1. Broadcast start: recipient rows and first attempts for N people vs a bare Core bulk insert of the same rows.
 
-Measured: ``ivr.service.start_broadcast`` (the broadcast and one recipient per person, committed) followed by the
-dispatcher's ladder step (``ivr.dispatch.advance_ladders``, the code that writes each person's first attempts —
-SMS and e-mail for the earthquake template) until nobody is due. Baseline: the very same rows, read back, inserted
-again under new ids with ``connection.execute(insert(table), rows)`` in one transaction.
+Measured: ``ivr.service.start_broadcast`` (the broadcast, one recipient per person and each person's first ladder
+step — SMS and e-mail for the earthquake template — committed together) followed by whatever ladder work the
+dispatcher still finds due at that moment (``ivr.dispatch.advance_ladders`` until nobody is due: since the first
+step is taken by ``start_broadcast``, normally none). Baseline: the very same rows, read back, inserted again
+under new ids with ``connection.execute(insert(table), rows)`` in one transaction.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def run(ctx: Context) -> list[Figure]:
         broadcast_row = _copy_rows(Broadcast.__table__, Broadcast.id == broadcast.id)[0]
         db.session.commit()
         assert len(recipients) == people, (len(recipients), people)
+        assert len(attempts) == 2 * people, (len(attempts), people)  # everyone has a work phone and e-mail
 
         # The same rows again under fresh ids (tokens must stay unique); only the insert itself is timed.
         offset_r = int(db.session.scalar(select(func.max(Recipient.id))) or 0) + 1
@@ -100,12 +102,16 @@ def run(ctx: Context) -> list[Figure]:
             ratio_label="measured ÷ baseline",
             target=f"≤ {TARGET_RATIO:g}×",
             passed=ratio <= TARGET_RATIO,
-            note=f"start_broadcast {recipients_s:.2f} s + ladder step {ladder_s:.2f} s ({rounds} dispatcher rounds)",
+            note=(
+                f"start_broadcast (recipients + first attempts) {recipients_s:.2f} s"
+                f" + remaining ladder work {ladder_s:.2f} s ({rounds} dispatcher rounds)"
+            ),
             extra={
                 "people": people,
                 "attempts": len(attempts),
                 "recipients_s": recipients_s,
                 "ladder_s": ladder_s,
+                "ladder_rounds": rounds,
             },
         )
     ]

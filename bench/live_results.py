@@ -8,7 +8,7 @@
   interval (``ivr/static/broadcast_watch.js``: 4 s), which is how late the page can ask.
 
 The rows are written in bulk (answers for 60 % of the people over 30 minutes, 10 % unreached, three attempts per
-person in assorted states), then ``ANALYZE``.
+person in assorted states), then ``ANALYZE`` — on PostgreSQL ``VACUUM (ANALYZE)`` (see :func:`settle`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import statistics
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from bench.harness import Context, Figure, analyze, free_port, make_app, seed_directory
 from bench.web import gunicorn
@@ -34,7 +34,7 @@ PASSWORD = "bench-password-1234"
 def build(ctx: Context, people: int) -> tuple[int, int, list[tuple[int, int]]]:
     """The broadcast with its rows; returns (organization id, broadcast id, [(attempt id, recipient id)] of voice
     calls to people who have not answered yet)."""
-    from sqlalchemy import bindparam, insert, select, update
+    from sqlalchemy import Table, bindparam, delete, insert, select, update
 
     from core import db
     from core.time import utcnow
@@ -59,6 +59,9 @@ def build(ctx: Context, people: int) -> tuple[int, int, list[tuple[int, int]]]:
         actor="bench",
         now=started,
     )
+    # The rows below are the whole ladder so far (three attempts per person, the first step's included): any
+    # attempt start_broadcast wrote for the first step gives way to them, so there are exactly three per person.
+    db.session.execute(delete(Attempt).where(Attempt.broadcast_id == broadcast.id))
     db.session.commit()
     recipients = list(
         db.session.execute(
@@ -91,8 +94,8 @@ def build(ctx: Context, people: int) -> tuple[int, int, list[tuple[int, int]]]:
     for n, recipient_id in enumerate(recipients):
         if n % 10 < 6:
             at = started + timedelta(seconds=(n * 7919) % 1800)
-            channel = channels[n % 3]
-            answered.append({"b_id": recipient_id, "b_at": at, "b_channel": channel})
+            answer_channel = channels[n % 3]
+            answered.append({"b_id": recipient_id, "b_at": at, "b_channel": answer_channel})
             for key, value in (("safety", str(1 + n % 4)), ("work", str(1 + n % 3))):
                 answers.append(
                     {
@@ -100,14 +103,14 @@ def build(ctx: Context, people: int) -> tuple[int, int, list[tuple[int, int]]]:
                         "recipient_id": recipient_id,
                         "question_key": key,
                         "value": value,
-                        "channel": channel,
+                        "channel": answer_channel,
                         "current": True,
                         "at": at,
                     }
                 )
         elif n % 10 == 6:
             unreached.append(recipient_id)
-    table = Recipient.__table__
+    table = cast(Table, Recipient.__table__)
     db.session.execute(
         update(table)
         .where(table.c.id == bindparam("b_id"))
@@ -146,6 +149,25 @@ def build(ctx: Context, people: int) -> tuple[int, int, list[tuple[int, int]]]:
     )
     db.session.commit()
     return directory.organization_id, broadcast.id, open_calls
+
+
+def settle(ctx: Context) -> str:
+    """Statistics after the bulk load; on PostgreSQL also the visibility map (``VACUUM (ANALYZE)``).
+
+    Autovacuum is off on the benchmark server, so right after a bulk load no page is marked all-visible and an
+    index-only scan must still visit every row. A production database has autovacuum on and the broadcast's rows
+    were written minutes earlier; vacuuming once is how its tables would look. Returns what was done (the note)."""
+    if ctx.database != "postgresql":
+        analyze(ctx.url)
+        return "ANALYZE after the bulk load"
+    from sqlalchemy import text
+
+    from core import db
+
+    engine = db.get_engine()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM (ANALYZE)"))
+    return "VACUUM (ANALYZE) after the bulk load (autovacuum is off on this server)"
 
 
 def _sql_figures(broadcast_id: int, principal: Any, edges: list[Any]) -> Any:
@@ -204,7 +226,9 @@ def _pandas_figures(broadcast_id: int, edges: list[Any]) -> dict[str, Any]:
     return out
 
 
-def aggregates(ctx: Context, broadcast_id: int, organization_id: int, people: int) -> Figure:
+def aggregates(
+    ctx: Context, broadcast_id: int, organization_id: int, people: int, settled: str = ""
+) -> Figure:
     from core.auth.models import Role
     from core.auth.service import Principal
     from core.time import utcnow
@@ -248,7 +272,8 @@ def aggregates(ctx: Context, broadcast_id: int, organization_id: int, people: in
         target=f"≥ {MIN_SPEEDUP:g}× faster; < {MAX_MS:g} ms on PostgreSQL",
         passed=speedup >= MIN_SPEEDUP and absolute_ok,
         note=f"median of {len(sql_runs)} (SQL) and {len(frame_runs)} (pandas) runs"
-        + ("" if ctx.database == "postgresql" else "; the 100 ms bound is PostgreSQL's"),
+        + ("" if ctx.database == "postgresql" else "; the 100 ms bound is PostgreSQL's")
+        + (f"; {settled}" if settled else ""),
         extra={"sql_runs_s": sql_runs, "pandas_runs_s": frame_runs},
     )
 
@@ -340,7 +365,7 @@ def run(ctx: Context) -> list[Figure]:
     app = make_app(ctx)
     with app.app_context():
         organization_id, broadcast_id, calls = build(ctx, people)
-        analyze(ctx.url)
-        figures = [aggregates(ctx, broadcast_id, organization_id, people)]
+        settled = settle(ctx)
+        figures = [aggregates(ctx, broadcast_id, organization_id, people, settled)]
         figures.append(visibility(ctx, organization_id, broadcast_id, calls))
     return figures

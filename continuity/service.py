@@ -13,16 +13,17 @@ import hashlib
 import hmac
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, CursorResult, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from continuity import plans, routing
+from continuity import cache, plans, routing
 from continuity.models import (
     Agent,
     CallbackRequest,
@@ -56,6 +57,7 @@ MAX_DIAL_ENDPOINTS = 10  # Twilio rings at most ten parties from one <Dial>
 QUEUE_WAIT_HORIZON = timedelta(hours=2)  # a queue leg older than this was abandoned without a callback
 DEFAULT_HEARTBEAT_LIMIT_S = 90
 RECENT = timedelta(minutes=15)
+STATE_LOOKBACK = timedelta(minutes=1)  # see load_routing_state
 
 Actor = Principal | str
 
@@ -109,8 +111,11 @@ def can_change_site(actor: Actor, site_id: int) -> bool:
 # --------------------------------------------------------------------------------------------------------------
 
 
+_LINE_BY_NUMBER = select(InboundLine).where(InboundLine.number == bindparam("number"))
+
+
 def line_by_number(*, number: str) -> InboundLine | None:
-    return db.session.scalar(select(InboundLine).where(InboundLine.number == number))
+    return db.session.scalar(_LINE_BY_NUMBER, {"number": number})
 
 
 def get_line(*, organization_id: int, line_id: int) -> InboundLine:
@@ -249,13 +254,47 @@ def home_agent_label(home_agent_id: int) -> str:
     return f"home-agent:{home_agent_id}"
 
 
-def snapshot(*, organization_id: int, at: datetime, encryption_key: str | None = None) -> routing.Snapshot:
-    """Everything ``routing.choose`` needs besides the plan and the clock, in six queries.
+@dataclass(frozen=True)
+class RoutingState:
+    """What supervisors (and heartbeats, and home agents calling in) change: the part of the snapshot the inbound
+    webhook takes from the per-process cache (:mod:`continuity.cache`). Queue sizes are not part of it.
 
-    Home agents' numbers are private: with ``encryption_key`` they are decrypted (to dial them); without it
-    they appear as ``home-agent:<id>`` labels, which route exactly the same way (the decision looks only at
-    whether there are any), so an explanation shown to a supervisor never carries them.
+    ``emergencies`` are those not ended and not past their ``ends_at`` at ``loaded_for``, with when each starts
+    (which ones apply is decided for the time asked about), so the state answers for any time from
+    ``loaded_for`` on. ``home_agents``: (id, encrypted number), in the order they are rung.
     """
+
+    loaded_for: datetime
+    sites: Mapping[str, routing.SiteStatus]
+    home_agents: tuple[tuple[int, bytes], ...]
+    emergencies: tuple[tuple[datetime, routing.Emergency], ...]
+    overrides: Mapping[str, routing.LineOverride]
+
+    def snapshot(
+        self, *, at: datetime, encryption_key: str | None, queue_sizes: Mapping[str, int]
+    ) -> routing.Snapshot:
+        if encryption_key is None:
+            home = tuple(home_agent_label(agent_id) for agent_id, _ in self.home_agents)
+        else:
+            home = tuple(crypto.decrypt(number, encryption_key) for _, number in self.home_agents)
+        return routing.Snapshot(
+            sites=self.sites,
+            home_agents=routing.HomeAgentStatus(home),
+            emergencies=tuple(
+                emergency
+                for starts_at, emergency in self.emergencies
+                if starts_at <= at and (emergency.ends_at is None or emergency.ends_at > at)
+            ),
+            overrides=self.overrides,
+            queue_sizes=queue_sizes,
+        )
+
+
+def load_routing_state(*, organization_id: int, at: datetime) -> RoutingState:
+    """The routing state of the organization from the database, in five queries, for ``at`` and anything up to
+    :data:`STATE_LOOKBACK` before it (a request that started a moment before the one that loaded the state
+    can use it too)."""
+    since = at - STATE_LOOKBACK
     sites: dict[str, routing.SiteStatus] = {}
     site_rows = db.session.execute(
         select(Site.id, Site.code, SiteStatus.state)
@@ -293,10 +332,6 @@ def snapshot(*, organization_id: int, at: datetime, encryption_key: str | None =
         .order_by(HomeAgent.available_changed_at, HomeAgent.id)
         .limit(MAX_DIAL_ENDPOINTS)
     ).all()
-    if encryption_key is None:
-        home = tuple(home_agent_label(agent_id) for agent_id, _ in home_rows)
-    else:
-        home = tuple(crypto.decrypt(number, encryption_key) for _, number in home_rows if number is not None)
 
     emergencies = []
     for emergency, line_number in db.session.execute(
@@ -305,12 +340,11 @@ def snapshot(*, organization_id: int, at: datetime, encryption_key: str | None =
         .where(
             Emergency.organization_id == organization_id,
             Emergency.ended_at.is_(None),
-            Emergency.starts_at <= at,
-            or_(Emergency.ends_at.is_(None), Emergency.ends_at > at),
+            or_(Emergency.ends_at.is_(None), Emergency.ends_at > since),
         )
         .order_by(Emergency.starts_at)
     ):
-        emergencies.append(_routing_emergency(emergency, line_number, code_of))
+        emergencies.append((emergency.starts_at, _routing_emergency(emergency, line_number, code_of)))
 
     overrides: dict[str, routing.LineOverride] = {}
     for override, line_number, plan in db.session.execute(
@@ -324,8 +358,18 @@ def snapshot(*, organization_id: int, at: datetime, encryption_key: str | None =
             plan=routing_plan(plan, line_number) if plan is not None else None,
             split=tuple(routing.SplitShare(share["site"], int(share["weight"])) for share in override.split),
         )
+    return RoutingState(
+        loaded_for=since,
+        sites=sites,
+        home_agents=tuple((agent_id, number) for agent_id, number in home_rows if number is not None),
+        emergencies=tuple(emergencies),
+        overrides=overrides,
+    )
 
-    queue_sizes = {
+
+def queue_sizes(*, organization_id: int, at: datetime) -> dict[str, int]:
+    """Callers waiting in each queue now (never cached: every call changes it, and a full queue is skipped)."""
+    return {
         name: count
         for name, count in db.session.execute(
             select(CallLeg.queue_name, func.count())
@@ -340,13 +384,40 @@ def snapshot(*, organization_id: int, at: datetime, encryption_key: str | None =
         )
         if name
     }
-    return routing.Snapshot(
-        sites=sites,
-        home_agents=routing.HomeAgentStatus(home),
-        emergencies=tuple(emergencies),
-        overrides=overrides,
-        queue_sizes=queue_sizes,
-    )
+
+
+def snapshot(*, organization_id: int, at: datetime, encryption_key: str | None = None) -> routing.Snapshot:
+    """Everything ``routing.choose`` needs besides the plan and the clock, straight from the database (what a
+    supervisor's explanation shows; live calls use :func:`live_snapshot`).
+
+    Home agents' numbers are private: with ``encryption_key`` they are decrypted (to dial them); without it
+    they appear as ``home-agent:<id>`` labels, which route exactly the same way (the decision looks only at
+    whether there are any), so an explanation shown to a supervisor never carries them.
+    """
+    state = load_routing_state(organization_id=organization_id, at=at)
+    sizes = queue_sizes(organization_id=organization_id, at=at)
+    return state.snapshot(at=at, encryption_key=encryption_key, queue_sizes=sizes)
+
+
+def live_snapshot(
+    *, plan: routing.Plan, organization_id: int, at: datetime, encryption_key: str | None = None
+) -> routing.Snapshot:
+    """The snapshot for routing a live call to ``plan.line``: the routing state from this process's cache (a
+    change committed here applies at once, one committed elsewhere within ``cache.TTL_S``), the queue sizes
+    counted now, and only when the plan in effect has a queue (nothing else reads them)."""
+    session = db.session()
+
+    def load() -> RoutingState:
+        return load_routing_state(organization_id=organization_id, at=at)
+
+    state = cache.cached_state(session, organization_id, load)
+    if at < state.loaded_for:  # asked about an earlier time than the cached state answers for
+        state = load()
+    override = state.overrides.get(plan.line)
+    in_effect = override.plan if override is not None and override.plan is not None else plan
+    has_queue = any(target.kind is TargetKind.QUEUE for target in in_effect.targets)
+    sizes = queue_sizes(organization_id=organization_id, at=at) if has_queue else {}
+    return state.snapshot(at=at, encryption_key=encryption_key, queue_sizes=sizes)
 
 
 def _routing_emergency(
@@ -1333,25 +1404,148 @@ def call_by_sid(*, call_sid: str) -> InboundCall | None:
     return db.session.scalar(select(InboundCall).where(InboundCall.call_sid == call_sid))
 
 
+# The hot path of the voice webhooks builds its statements once (building one costs more than running it).
+_CALL_AND_LINE = (
+    select(InboundCall, InboundLine)
+    .join(InboundLine, InboundLine.id == InboundCall.line_id)
+    .where(InboundCall.call_sid == bindparam("call_sid"))
+)
+_CALL_ID = select(InboundCall.id).where(InboundCall.call_sid == bindparam("call_sid"))
+_CALL_COLUMNS = (
+    "organization_id",
+    "line_id",
+    "call_sid",
+    "caller_hash",
+    "caller_masked",
+    "mode",
+    "started_at",
+)
+_LEG_COLUMNS = (
+    "call_id",
+    "position",
+    "kind",
+    "site_code",
+    "queue_name",
+    "reason",
+    "endpoint_count",
+    "started_at",
+)
+_inserts: dict[tuple[str, str], Any] = {}
+_legs = cast(Table, CallLeg.__table__)
+_FINISH_LEG = (
+    update(_legs)
+    .where(
+        _legs.c.call_id == bindparam("leg_call_id"),
+        _legs.c.position == bindparam("leg_position"),
+        _legs.c.outcome.is_(None),
+    )
+    .values(
+        {
+            name: bindparam(f"new_{name}", type_=_legs.c[name].type)
+            for name in ("outcome", "ended_at", "dial_call_sid", "duration_s")
+        }
+    )
+)
+_LEG_OUTCOME = select(CallLeg.outcome).where(
+    CallLeg.call_id == bindparam("leg_call_id"), CallLeg.position == bindparam("leg_position")
+)
+
+
+def call_and_line_by_sid(*, call_sid: str) -> tuple[InboundCall, InboundLine] | None:
+    """The call and its line, in one query (a webhook coming back for a call needs both)."""
+    row = db.session.execute(_CALL_AND_LINE, {"call_sid": call_sid}).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _insert_unless_present(
+    model: type[Any], columns: Sequence[str], key: Sequence[str], *, returning_id: bool = False
+) -> Any | None:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` of ``columns`` (bound by name), for the dialects that have it
+    (None for the others): one statement, no savepoint, and a concurrent insert of the same row (a retried
+    webhook) wins quietly. ``returning_id``: the new row's id, or no row when it was there already."""
+    dialect = db.session.get_bind().dialect.name
+    statement: Any = _inserts.get((model.__name__, dialect))
+    if statement is not None:
+        return statement
+    if dialect == "postgresql":
+        statement = postgresql.insert(model.__table__)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(model.__table__)
+    else:
+        return None
+    table = cast(Table, model.__table__)
+    statement = statement.values(
+        {column: bindparam(column, type_=table.c[column].type) for column in columns}
+    ).on_conflict_do_nothing(index_elements=list(key))
+    if returning_id:
+        statement = statement.returning(table.c.id)
+    _inserts[(model.__name__, dialect)] = statement
+    return statement
+
+
+def _record_call(
+    *, line: InboundLine, call_sid: str, caller: str, mode: str, settings: Settings, now: datetime
+) -> int:
+    """The id of the call with this SID, recorded now unless it already was (the first record is kept)."""
+    values = {
+        "organization_id": line.organization_id,
+        "line_id": line.id,
+        "call_sid": call_sid,
+        "caller_hash": _number_hash(caller, settings),
+        "caller_masked": mask_number(caller),
+        "mode": mode,
+        "started_at": now,
+    }
+    statement = _insert_unless_present(InboundCall, _CALL_COLUMNS, ["call_sid"], returning_id=True)
+    if statement is None:
+        call: InboundCall = _get_or_create(
+            lambda: call_by_sid(call_sid=call_sid), lambda: InboundCall(**values)
+        )
+        return call.id
+    call_id: int | None = db.session.scalar(statement, values)
+    if call_id is None:  # recorded by an earlier (or concurrent) delivery of the same webhook
+        call_id = db.session.scalar(_CALL_ID, {"call_sid": call_sid})
+        if call_id is None:  # pragma: no cover - the conflicting row cannot disappear within the transaction
+            raise Conflict("the call could not be recorded")
+    return call_id
+
+
 def open_call(
     *, line: InboundLine, call_sid: str, caller: str, mode: str, settings: Settings, now: datetime
 ) -> InboundCall:
-    return _get_or_create(
-        lambda: call_by_sid(call_sid=call_sid),
-        lambda: InboundCall(
-            organization_id=line.organization_id,
-            line_id=line.id,
-            call_sid=call_sid,
-            caller_hash=_number_hash(caller, settings),
-            caller_masked=mask_number(caller),
-            mode=mode,
-            started_at=now,
-        ),
-    )
+    _record_call(line=line, call_sid=call_sid, caller=caller, mode=mode, settings=settings, now=now)
+    call = call_by_sid(call_sid=call_sid)
+    assert call is not None
+    return call
 
 
 def _leg_at(call: InboundCall, position: int) -> CallLeg | None:
     return db.session.scalar(select(CallLeg).where(CallLeg.call_id == call.id, CallLeg.position == position))
+
+
+def _record_leg(*, call_id: int, chosen: routing.Candidate, now: datetime) -> None:
+    """The leg for the chosen target, recorded once per position (a retried webhook changes nothing)."""
+    target = chosen.target
+    values = {
+        "call_id": call_id,
+        "position": chosen.position,
+        "kind": target.kind,
+        "site_code": target.site_code,
+        "queue_name": target.queue_name,
+        "reason": chosen.reason,
+        "endpoint_count": len(chosen.endpoints),
+        "started_at": now,
+    }
+    statement = _insert_unless_present(CallLeg, _LEG_COLUMNS, ["call_id", "position"])
+    if statement is not None:
+        db.session.execute(statement, values)
+        return
+    _get_or_create(
+        lambda: db.session.scalar(
+            select(CallLeg).where(CallLeg.call_id == call_id, CallLeg.position == chosen.position)
+        ),
+        lambda: CallLeg(**values),
+    )
 
 
 def route_call(
@@ -1362,36 +1556,41 @@ def route_call(
     attempt: int,
     settings: Settings,
     now: datetime | None = None,
-) -> tuple[InboundCall, routing.RoutingDecision]:
-    """Where this call goes at ``attempt``; records the call (once) and the leg for the chosen target (once)."""
+    call: InboundCall | None = None,
+) -> routing.RoutingDecision:
+    """Where this call goes at ``attempt``; records the call (once) and the leg for the chosen target (once).
+
+    ``call``: the call, when the caller has it already (a webhook coming back for it); otherwise it is recorded
+    (or found) by ``call_sid``.
+    """
     now = now or utcnow()
     plan = plan_of_line(line)
-    state = snapshot(organization_id=line.organization_id, at=now, encryption_key=settings.encryption_key)
-    decision = routing.choose(plan, state, now, attempt=attempt, call_key=call_sid)
-    call = open_call(
-        line=line, call_sid=call_sid, caller=caller, mode=decision.mode.value, settings=settings, now=now
+    state = live_snapshot(
+        plan=plan, organization_id=line.organization_id, at=now, encryption_key=settings.encryption_key
     )
+    decision = routing.choose(plan, state, now, attempt=attempt, call_key=call_sid)
+    if call is not None:
+        call_id = call.id
+    else:
+        call_id = _record_call(
+            line=line, call_sid=call_sid, caller=caller, mode=decision.mode.value, settings=settings, now=now
+        )
     chosen = decision.chosen
     if chosen is None:
-        if call.ended_at is None:
-            call.ended_at = now
-            call.outcome = call.outcome or "exhausted"
-        return call, decision
-    target = chosen.target
-    _get_or_create(
-        lambda: _leg_at(call, chosen.position),
-        lambda: CallLeg(
-            call_id=call.id,
-            position=chosen.position,
-            kind=target.kind,
-            site_code=target.site_code,
-            queue_name=target.queue_name,
-            reason=chosen.reason,
-            endpoint_count=len(chosen.endpoints),
-            started_at=now,
-        ),
-    )
-    return call, decision
+        if call is not None:
+            if call.ended_at is None:
+                call.ended_at = now
+                call.outcome = call.outcome or "exhausted"
+        else:
+            db.session.execute(
+                update(InboundCall)
+                .where(InboundCall.id == call_id, InboundCall.ended_at.is_(None))
+                .values(ended_at=now, outcome=func.coalesce(InboundCall.outcome, "exhausted"))
+                .execution_options(synchronize_session="fetch")
+            )
+        return decision
+    _record_leg(call_id=call_id, chosen=chosen, now=now)
+    return decision
 
 
 def finish_leg(
@@ -1402,21 +1601,37 @@ def finish_leg(
     now: datetime | None = None,
     dial_call_sid: str | None = None,
     duration_s: int | None = None,
-) -> CallLeg | None:
-    """Record how the target at ``position`` ended (the first report wins: retried callbacks change nothing)."""
+) -> LegOutcome | None:
+    """Record how the target at ``position`` ended; returns the outcome the leg keeps, None when the call has no
+    leg there. The first report wins: a retried (or concurrent) callback changes nothing and gets the first
+    outcome back."""
     now = now or utcnow()
-    leg = _leg_at(call, position)
-    if leg is None or leg.outcome is not None:
-        return leg
-    leg.outcome = outcome
-    leg.ended_at = now
-    leg.dial_call_sid = dial_call_sid
-    leg.duration_s = duration_s
+    # One conditional UPDATE: "not finished yet" is checked by the database, where a concurrent report waits
+    # for the first to commit and then finds the leg finished.
+    finished = db.session.execute(
+        _FINISH_LEG,
+        {
+            "leg_call_id": call.id,
+            "leg_position": position,
+            "new_outcome": outcome,
+            "new_ended_at": now,
+            "new_dial_call_sid": dial_call_sid,
+            "new_duration_s": duration_s,
+        },
+    )
+    if cast(CursorResult[Any], finished).rowcount != 1:
+        recorded: LegOutcome | None = db.session.scalar(
+            _LEG_OUTCOME, {"leg_call_id": call.id, "leg_position": position}
+        )
+        return recorded
+    for loaded in list(db.session.identity_map.values()):  # the leg, if this session has it, reads the update
+        if isinstance(loaded, CallLeg) and loaded.call_id == call.id and loaded.position == position:
+            db.session.expire(loaded)
     if outcome is LegOutcome.COMPLETED:
         call.answered_at = call.answered_at or now
         call.outcome = "completed"
-    db.session.flush()
-    return leg
+        db.session.flush()
+    return outcome
 
 
 def end_call(*, call: InboundCall, outcome: str, now: datetime | None = None) -> None:

@@ -86,11 +86,7 @@ def _render(line: InboundLine, call_sid: str, decision: RoutingDecision) -> Resp
 
 
 def _call_and_line() -> tuple[InboundCall, InboundLine] | None:
-    call = service.call_by_sid(call_sid=_call_sid())
-    if call is None:
-        return None
-    line = db.session.get(InboundLine, call.line_id)
-    return (call, line) if line is not None else None
+    return service.call_and_line_by_sid(call_sid=_call_sid())
 
 
 @bp.post("/inbound")
@@ -103,7 +99,7 @@ def inbound() -> Response:
     if line is None or line.plan is None:
         return _twiml(twiml.document(twiml.NOT_IN_SERVICE))
     call_sid = _call_sid()
-    _, decision = service.route_call(
+    decision = service.route_call(
         line=line, call_sid=call_sid, caller=_caller(), attempt=0, settings=_settings(), now=utcnow()
     )
     return _render(line, call_sid, decision)
@@ -125,7 +121,7 @@ def next_target() -> Response:
     if dial_status:
         reported = _DIAL_OUTCOMES.get(dial_status, LegOutcome.FAILED)
         duration = request.form.get("DialCallDuration", "")
-        leg = service.finish_leg(
+        recorded = service.finish_leg(
             call=call,
             position=position,
             outcome=reported,
@@ -135,18 +131,24 @@ def next_target() -> Response:
         )
     else:
         reported = _QUEUE_OUTCOMES.get(queue_result, LegOutcome.FAILED) if queue_result else LegOutcome.PLAYED
-        leg = service.finish_leg(call=call, position=position, outcome=reported, now=now)
+        recorded = service.finish_leg(call=call, position=position, outcome=reported, now=now)
     # A retried or late callback meets the outcome recorded first; that one decides, so a duplicate
     # can neither hang up a call that has moved on nor send it on twice.
-    outcome = leg.outcome if leg is not None and leg.outcome is not None else reported
+    outcome = recorded if recorded is not None else reported
     if outcome is LegOutcome.COMPLETED:
         service.end_call(call=call, outcome="completed", now=now)
         return _twiml(twiml.document())
     if outcome is LegOutcome.HUNG_UP:
         service.end_call(call=call, outcome="hung_up", now=now)
         return _twiml(twiml.document())
-    _, decision = service.route_call(
-        line=line, call_sid=call.call_sid, caller=_caller(), attempt=attempt, settings=_settings(), now=now
+    decision = service.route_call(
+        line=line,
+        call_sid=call.call_sid,
+        caller=_caller(),
+        attempt=attempt,
+        settings=_settings(),
+        now=now,
+        call=call,
     )
     return _render(line, call.call_sid, decision)
 

@@ -44,6 +44,7 @@ from ivr.models import (
     BroadcastState,
     Recipient,
     RecipientState,
+    ladder_attempt_row,
 )
 from ivr.scenarios import ScenarioTemplate, parse_template
 
@@ -257,18 +258,15 @@ def _advance(due: Sequence[Any], now: datetime) -> int:
             row, decision = by_id[recipient_id]
             attempts.extend(
                 {
-                    "broadcast_id": row.broadcast_id,
+                    **ladder_attempt_row(
+                        broadcast_id=row.broadcast_id,
+                        channel=send.channel,
+                        cycle=decision.ran_cycle,
+                        step=decision.ran_step,
+                        now=now,
+                    ),
                     "recipient_id": row.id,
-                    "channel": AttemptChannel(send.channel),
                     "contact_point_id": send.contact_id,
-                    "cycle": decision.ran_cycle,
-                    "step": decision.ran_step,
-                    "purpose": "ladder",
-                    "state": AttemptState.PENDING,
-                    "due_at": now,
-                    "tries": 0,
-                    "created_at": now,
-                    "updated_at": now,
                 }
                 for send in decision.sends
             )

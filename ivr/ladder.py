@@ -18,7 +18,7 @@ good) is skipped at once rather than waited for. When the last step's wait is ov
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -248,6 +248,54 @@ def decide(
             ran_step=step,
         )
     return Decision(sends=(), cycle=cycle, step=0, next_action_at=None, ran_cycle=cycle, ran_step=0)
+
+
+@dataclass
+class FirstSteps:
+    """Every new person's first ladder step, as the dispatcher's first run would take it — worked out once per
+    pattern of contact kinds.
+
+    For someone just added to a broadcast nothing has been sent yet, so :func:`decide` at the start of the ladder
+    depends on nothing but the kinds of their contact points, in their order: two people whose lists read
+    ``work_phone, work_email`` get the same channels, to the same positions in their lists, and the same next
+    position and time. ``start_broadcast`` uses this to write each person's recipient row already in that position,
+    together with their first attempts, in the same transaction.
+    """
+
+    ladder: Ladder
+    now: datetime
+    channels: tuple[Channel, ...] = CHANNELS
+    include_family: bool = False
+    _by_kinds: dict[tuple[str, ...], Decision] = field(default_factory=dict, init=False, repr=False)
+
+    def pattern(self, kinds: Sequence[str]) -> Decision:
+        """The first step for contact points of these ``kinds``; each send's ``contact_id`` is an index into them."""
+        key = tuple(kinds)
+        decision = self._by_kinds.get(key)
+        if decision is None:
+            decision = self._by_kinds[key] = decide(
+                self.ladder,
+                [Contact(id=index, kind=kind) for index, kind in enumerate(key)],
+                (),
+                cycle=0,
+                step=0,
+                now=self.now,
+                channels=self.channels,
+                include_family=self.include_family,
+            )
+        return decision
+
+    def decide(self, contacts: Sequence[Contact]) -> Decision:
+        """The first step for this person: :func:`decide` with no attempts yet, from the cached pattern."""
+        decision = self.pattern([c.kind for c in contacts])
+        return replace(
+            decision, sends=tuple(Send(s.channel, contacts[s.contact_id].id) for s in decision.sends)
+        )
+
+    @property
+    def patterns(self) -> int:
+        """How many distinct patterns of contact kinds were decided so far."""
+        return len(self._by_kinds)
 
 
 def after_failed_call(ladder: Ladder, *, now: datetime, next_action_at: datetime | None) -> datetime | None:

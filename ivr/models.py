@@ -137,6 +137,18 @@ class Recipient(Base):
         # The dispatcher's query: due people of running broadcasts.
         Index("ix_ivr_recipients_due", "state", "next_action_at"),
         Index("ix_ivr_recipients_broadcast_state", "broadcast_id", "state"),
+        # Covers the live status's per-person counts (ivr.service._recipient_cube groups by these columns) and
+        # the overview's answer curve (answered_at): both read the index alone, never the rows.
+        Index(
+            "ix_ivr_recipients_counts",
+            "broadcast_id",
+            "department_id",
+            "site_id",
+            "prefecture",
+            "state",
+            "answer_channel",
+            "answered_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -169,6 +181,8 @@ class Attempt(Base):
         Index("ix_ivr_attempts_lease", "state", "lease_until"),
         Index("ix_ivr_attempts_recipient", "recipient_id", "cycle", "step"),
         Index("ix_ivr_attempts_to_digest", "to_digest"),
+        # Covers the live status's attempt counts (ivr.service.attempt_counts): read from the index alone.
+        Index("ix_ivr_attempts_counts", "broadcast_id", "channel", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -200,6 +214,25 @@ class Attempt(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     placed_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+
+
+def ladder_attempt_row(
+    *, broadcast_id: int, channel: str, cycle: int, step: int, now: datetime
+) -> dict[str, Any]:
+    """The columns of one send of a ladder step, due now (for Core inserts: the dispatcher's ladder step and the
+    first step ``start_broadcast`` takes); the caller adds ``recipient_id`` and ``contact_point_id``."""
+    return {
+        "broadcast_id": broadcast_id,
+        "channel": AttemptChannel(channel),
+        "cycle": cycle,
+        "step": step,
+        "purpose": "ladder",
+        "state": AttemptState.PENDING,
+        "due_at": now,
+        "tries": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 class Answer(Base):

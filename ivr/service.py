@@ -12,10 +12,11 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Table,
     and_,
     false,
     func,
@@ -48,6 +49,7 @@ from ivr.models import (
     Invitation,
     Recipient,
     RecipientState,
+    ladder_attempt_row,
 )
 from ivr.scenarios import (
     BUILTIN,
@@ -337,8 +339,19 @@ def _kick_dispatcher(broadcast_id: int) -> None:
 
 
 def _insert_recipients(
-    broadcast: Broadcast, condition: ColumnElement[bool], *, exclude_existing: bool, now: datetime
+    broadcast: Broadcast,
+    condition: ColumnElement[bool],
+    *,
+    exclude_existing: bool,
+    now: datetime,
+    first_steps: ladder_mod.FirstSteps | None = None,
 ) -> int:
+    """Add the people matching ``condition``; returns how many.
+
+    With ``first_steps`` each person is written already past their first ladder step, as the dispatcher's first
+    run would leave them, and that step's attempts are written with them; without it they are ``pending`` and
+    the dispatcher takes their first step.
+    """
     query = (
         select(
             Staff.id,
@@ -379,22 +392,100 @@ def _insert_recipients(
             }
         )
         if len(chunk) >= INSERT_CHUNK:
-            total += _flush_recipients(chunk)
+            total += _flush_recipients(chunk, first_steps)
             chunk = []
     if chunk:
-        total += _flush_recipients(chunk)
+        total += _flush_recipients(chunk, first_steps)
     if total >= ANALYZE_AFTER and db.session.get_bind().dialect.name == "postgresql":
-        # Thousands of new pending people where the statistics say there are hardly any: until autovacuum
+        # Thousands of new people where the statistics say there are hardly any: until autovacuum
         # notices (a minute or more), the planner would pick nested loops for the dispatcher's queries that cost
         # minutes per round at 100,000 people. Fresh statistics, taken inside this transaction, prevent that.
         db.session.execute(text(f"ANALYZE {Recipient.__tablename__}"))
     return total
 
 
-def _flush_recipients(rows: list[dict[str, Any]]) -> int:
+def _flush_recipients(rows: list[dict[str, Any]], first_steps: ladder_mod.FirstSteps | None = None) -> int:
     # Core executemany: one round trip per chunk, no ORM object per person (100,000 people must fit).
-    db.session.execute(insert(Recipient), rows)
+    attempts = [] if first_steps is None else _take_first_steps(rows, first_steps)
+    db.session.execute(insert(cast(Table, Recipient.__table__)), rows)
+    if attempts:
+        db.session.execute(insert(cast(Table, Attempt.__table__)), attempts)
     return len(rows)
+
+
+def _take_first_steps(rows: list[dict[str, Any]], first_steps: ladder_mod.FirstSteps) -> list[dict[str, Any]]:
+    """Put each new recipient row where the dispatcher's first run would (``advance_ladders``: position, state,
+    ``next_action_at``) and return the attempts that run would have written. Gives the rows their ids."""
+    now = first_steps.now
+    contact_ids: dict[int, list[int]] = {}
+    kinds: dict[int, list[str]] = {}
+    for staff_id, contact_id, kind in db.session.execute(
+        select(ContactPoint.staff_id, ContactPoint.id, ContactPoint.kind)
+        .where(ContactPoint.staff_id.in_([row["staff_id"] for row in rows]))
+        .order_by(ContactPoint.staff_id, ContactPoint.position, ContactPoint.id)
+    ):
+        contact_ids.setdefault(staff_id, []).append(contact_id)
+        kinds.setdefault(staff_id, []).append(kind)  # a StrEnum: the kind's value as it is
+    # Per pattern of contact kinds: the recipient's new position and the attempt rows, less whose they are.
+    plans: dict[tuple[str, ...], tuple[dict[str, Any], list[tuple[dict[str, Any], int]]]] = {}
+    attempts: list[dict[str, Any]] = []
+    for row, recipient_id in zip(rows, _new_recipient_ids(len(rows)), strict=True):
+        staff_id = row["staff_id"]
+        pattern = tuple(kinds.get(staff_id, ()))
+        plan = plans.get(pattern)
+        if plan is None:
+            decision = first_steps.pattern(pattern)
+            plan = plans[pattern] = (
+                {
+                    "state": RecipientState.UNREACHED if decision.finished else RecipientState.CONTACTING,
+                    "cycle": decision.cycle,
+                    "step": decision.step,
+                    "next_action_at": decision.next_action_at,
+                },
+                [
+                    (
+                        ladder_attempt_row(
+                            broadcast_id=row["broadcast_id"],
+                            channel=send.channel,
+                            cycle=decision.ran_cycle,
+                            step=decision.ran_step,
+                            now=now,
+                        ),
+                        send.contact_id,  # an index into the person's contact points
+                    )
+                    for send in decision.sends
+                ],
+            )
+        position, sends = plan
+        row.update(position)
+        row["id"] = recipient_id
+        if sends:
+            mine = contact_ids[staff_id]
+            attempts.extend(
+                {**attempt, "recipient_id": recipient_id, "contact_point_id": mine[index]}
+                for attempt, index in sends
+            )
+    return attempts
+
+
+def _new_recipient_ids(count: int) -> list[int]:
+    """Ids for ``count`` recipient rows about to be inserted, so their attempts can name them without RETURNING.
+
+    PostgreSQL: taken from the table's sequence (safe with concurrent writers). SQLite: after the highest id, which
+    nobody else can take meanwhile — this transaction holds the database's write lock (``BEGIN IMMEDIATE``, and
+    the broadcast row is already written).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        return list(
+            db.session.scalars(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('ivr_recipients', 'id')) FROM generate_series(1, :n)"
+                ),
+                {"n": count},
+            )
+        )
+    highest = int(db.session.scalar(select(func.max(Recipient.id))) or 0)
+    return list(range(highest + 1, highest + 1 + count))
 
 
 def _channels(template: ScenarioTemplate, channels: Iterable[str] | None) -> list[str]:
@@ -426,7 +517,8 @@ def start_broadcast(
     summary_minutes: float | None = DEFAULT_SUMMARY_MINUTES,
     now: datetime | None = None,
 ) -> Broadcast:
-    """Write the broadcast and one recipient per person in the caller's transaction; sending starts after commit."""
+    """Write the broadcast, one recipient per person and their first ladder step's attempts in the caller's
+    transaction; sending starts after commit."""
     now = now or utcnow()
     mode = BroadcastMode(mode)
     who = Audience.of(audience)
@@ -457,8 +549,21 @@ def start_broadcast(
     )
     db.session.add(broadcast)
     db.session.flush()
+    # Each person's first ladder step is taken here, in this transaction, exactly as the dispatcher would take it
+    # (its decision is the same pure function, worked out once per pattern of contact kinds); the dispatcher
+    # places the attempts after commit and runs the later steps.
+    first_steps = ladder_mod.FirstSteps(
+        snapshot(broadcast).ladder,
+        now=now,
+        channels=tuple(c for c in ladder_mod.CHANNELS if c in broadcast.channels),
+        include_family=broadcast.include_family,
+    )
     count = _insert_recipients(
-        broadcast, _audience_condition(organization_id, who), exclude_existing=False, now=now
+        broadcast,
+        _audience_condition(organization_id, who),
+        exclude_existing=False,
+        now=now,
+        first_steps=first_steps,
     )
     if count == 0:
         raise ValidationError(f"nobody matches the audience ({who.describe()})", field="audience")
@@ -1152,9 +1257,22 @@ def unreached(
     return rows
 
 
+EXPORT_CHUNK = 2000  # people per query of export_rows
+
+
 def export_rows(*, broadcast_id: int, principal: Principal | None = None) -> Iterator[PersonRow]:
-    """Every recipient with their current answers, streamed in id order (for CSV)."""
-    base = (
+    """Every recipient with their current answers, streamed in id order (for CSV).
+
+    The people are read ``EXPORT_CHUNK`` at a time in id order (``id > last``, so every chunk starts from the
+    index), and the current answers of each chunk with one more query: memory stays flat however large the
+    broadcast, and no person's row is repeated once per answer."""
+    chunk = EXPORT_CHUNK
+    scope = (
+        principal.staff_filter(*VIEW_ROLES)
+        if principal is not None and not principal.is_org_wide(*VIEW_ROLES)
+        else None
+    )
+    people = (
         select(
             Recipient.id,
             Recipient.state,
@@ -1165,26 +1283,38 @@ def export_rows(*, broadcast_id: int, principal: Principal | None = None) -> Ite
             Staff.hide_from_answer_views,
             Department.name,
             Site.code,
-            Answer.question_key,
-            Answer.value,
-            Answer.free_text,
         )
         .join(Staff, Staff.id == Recipient.staff_id)
         .outerjoin(Department, Department.id == Recipient.department_id)
         .outerjoin(Site, Site.id == Recipient.site_id)
-        .outerjoin(Answer, and_(Answer.recipient_id == Recipient.id, Answer.current.is_(True)))
         .where(Recipient.broadcast_id == broadcast_id)
         .order_by(Recipient.id)
+        .limit(chunk)
     )
-    if principal is not None and not principal.is_org_wide(*VIEW_ROLES):
-        base = base.where(principal.staff_filter(*VIEW_ROLES))
-    current: PersonRow | None = None
-    for row in db.session.execute(base.execution_options(yield_per=2000)).all():
-        rid, state, answered_at, channel, emp, name, hidden, dept, site, qkey, value, text = row
-        if current is None or current.recipient_id != rid:
-            if current is not None:
-                yield current
-            current = PersonRow(
+    if scope is not None:
+        people = people.where(scope)
+    last = 0
+    while True:
+        rows = db.session.execute(people.where(Recipient.id > last)).all()
+        if not rows:
+            return
+        first, last = rows[0][0], rows[-1][0]
+        # Everyone of the broadcast between the chunk's first and last id is in the chunk, unless the reader is
+        # scoped: then only the chunk's own ids (the others' answers are not theirs to read).
+        of_chunk = (
+            Answer.recipient_id.in_([row[0] for row in rows])
+            if scope is not None
+            else Answer.recipient_id.between(first, last)
+        )
+        answers: dict[int, list[tuple[str, str, str | None]]] = {}
+        for rid, qkey, value, free in db.session.execute(
+            select(Answer.recipient_id, Answer.question_key, Answer.value, Answer.free_text)
+            .where(Answer.broadcast_id == broadcast_id, Answer.current.is_(True), of_chunk)
+            .order_by(Answer.recipient_id, Answer.id)
+        ):
+            answers.setdefault(rid, []).append((qkey, value, free))
+        for rid, state, answered_at, channel, emp, name, hidden, dept, site in rows:
+            person = PersonRow(
                 recipient_id=rid,
                 employee_id="" if hidden else emp,
                 name=HIDDEN_NAME if hidden else name,
@@ -1194,15 +1324,16 @@ def export_rows(*, broadcast_id: int, principal: Principal | None = None) -> Ite
                 answered_at=answered_at,
                 answer_channel=channel.value if channel else "",
             )
-        if qkey is not None:
-            if text:
-                # Free text of a hidden person would name them as surely as their name.
-                if not hidden:
-                    current.free_text = (current.free_text + " " + text).strip()
-            else:
-                current.answers[qkey] = value
-    if current is not None:
-        yield current
+            for qkey, value, free in answers.get(rid, ()):
+                if free:
+                    # Free text of a hidden person would name them as surely as their name.
+                    if not hidden:
+                        person.free_text = (person.free_text + " " + free).strip()
+                else:
+                    person.answers[qkey] = value
+            yield person
+        if len(rows) < chunk:
+            return
 
 
 def recipients_for_principal(*, broadcast_id: int, principal: Principal, limit: int = 100) -> list[PersonRow]:

@@ -516,7 +516,7 @@ def action_list() -> str:
 def _csv(body: bytes, filename: str) -> Response:
     return Response(
         body,
-        mimetype="text/csv; charset=utf-8",
+        content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 

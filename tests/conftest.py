@@ -151,3 +151,14 @@ def live_app(app: Flask) -> Iterator[LiveServer]:
         app.extensions["lifeline.settings"] = settings
         db.session.remove()
         _truncate_all(db.get_engine())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_routing_cache() -> Iterator[None]:
+    """Organization ids come back after each test's tables are emptied: no routing state cached for an
+    organization of an earlier test may serve this one's calls."""
+    from continuity import cache
+
+    cache.routing_states.clear()
+    yield
+    cache.routing_states.clear()

@@ -4,7 +4,8 @@ line, and a way to post correctly signed Twilio webhooks through the Flask test 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from continuity import service
+from continuity import cache, service
 from continuity.models import InboundLine, LineKind, RoutingPlan
 from core import db
 from core.config import Settings
@@ -67,6 +68,17 @@ PLAN_OSAKA: dict[str, Any] = {
     "targets": [{"kind": "site_agents", "site": "OSA"}, {"kind": "voicemail"}],
 }
 
+
+@pytest.fixture(autouse=True)
+def _fresh_routing_cache() -> Iterator[None]:
+    """Every test starts with an empty routing-state cache, on the real clock (each test's data is rolled back,
+    and an organization id can come back in the next test)."""
+    cache.routing_states.clear()
+    yield
+    cache.routing_states.clear()
+    cache.routing_states.clock = time.monotonic
+
+
 _sids = itertools.count(1)
 
 
@@ -94,6 +106,11 @@ class Center:
 
 @pytest.fixture()
 def center(db_session: Any) -> Center:
+    return build_center()
+
+
+def build_center() -> Center:
+    """The center, committed (in the ``center`` fixture, inside the test's outer transaction)."""
     org = make_org(name="Routing Test")
     tky = make_site(org, code="TKY", prefecture="13")
     osa = make_site(org, code="OSA", prefecture="27")

@@ -6,7 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ivr.ladder import Contact, Ladder, LadderError, PastAttempt, Send, Step, after_failed_call, decide
+from ivr.ladder import (
+    Contact,
+    FirstSteps,
+    Ladder,
+    LadderError,
+    PastAttempt,
+    Send,
+    Step,
+    after_failed_call,
+    decide,
+)
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -132,3 +142,66 @@ def test_invalid_ladder_says_where(data, field):
 
 def test_ladder_round_trips():
     assert Ladder.from_dict(LADDER.as_dict()) == LADDER
+
+
+CHECK = Ladder(steps=(Step(channels=("sms", "email"), wait_minutes=1440, contact=None),))
+PRIVATE_MAIL = Contact(5, "private_email")
+FAMILY_MAIL = Contact(6, "family_email")
+
+
+@pytest.mark.parametrize(
+    ("ladder", "contacts", "channels", "family", "sends", "next_position", "wait"),
+    [
+        # The usual person: SMS and e-mail to the first phone / address, then the call step in 5 min.
+        (LADDER, (WORK_PHONE, WORK_MAIL), None, False, {("sms", 1), ("email", 2)}, (0, 1), 5),
+        # Only an e-mail address: e-mail alone; the next step (a call) comes in 5 min and will skip itself.
+        (LADDER, (WORK_MAIL,), None, False, {("email", 2)}, (0, 1), 5),
+        # Only a phone: SMS alone.
+        (LADDER, (PRIVATE_PHONE,), None, False, {("sms", 3)}, (0, 1), 5),
+        # Voice only for this broadcast: the first step has nothing to send and the call step runs at once.
+        (LADDER, (WORK_PHONE, WORK_MAIL), ("voice",), False, {("voice", 1)}, (0, 2), 5),
+        # E-mail only, and no address: nothing in any step of either cycle — the ladder is over at once.
+        (LADDER, (WORK_PHONE,), ("email",), False, set(), (2, 0), None),
+        # Nobody to reach at all.
+        (LADDER, (), None, False, set(), (2, 0), None),
+        # A drill does not reach family contact points; someone with only those is over at once.
+        (LADDER, (FAMILY_PHONE, FAMILY_MAIL), None, False, set(), (2, 0), None),
+        (LADDER, (FAMILY_PHONE, WORK_MAIL), None, False, {("email", 2)}, (0, 1), 5),
+        # A real broadcast (or a drill that asks) does.
+        (LADDER, (FAMILY_PHONE, FAMILY_MAIL), None, True, {("sms", 4), ("email", 6)}, (0, 1), 5),
+        # The contact check writes to every phone and address (never family in a drill), then waits a day.
+        (
+            CHECK,
+            (WORK_PHONE, WORK_MAIL, PRIVATE_PHONE, PRIVATE_MAIL, FAMILY_PHONE),
+            None,
+            False,
+            {("sms", 1), ("sms", 3), ("email", 2), ("email", 5)},
+            (1, 0),
+            1440,
+        ),
+    ],
+)
+def test_first_step(ladder, contacts, channels, family, sends, next_position, wait):
+    kwargs = {"channels": channels} if channels else {}
+    first = FirstSteps(ladder, now=NOW, include_family=family, **kwargs)
+    decision = first.decide(contacts)
+    assert {(s.channel, s.contact_id) for s in decision.sends} == sends
+    assert (decision.cycle, decision.step) == next_position
+    assert decision.next_action_at == (None if wait is None else NOW + timedelta(minutes=wait))
+    assert decision.finished is (wait is None)
+    # Exactly what the dispatcher's first run decides for someone with nothing sent yet.
+    assert decision == decide(ladder, contacts, (), cycle=0, step=0, now=NOW, include_family=family, **kwargs)
+
+
+def test_first_steps_are_decided_once_per_pattern_of_contact_kinds():
+    first = FirstSteps(LADDER, now=NOW)
+    taro = first.decide((Contact(11, "work_phone"), Contact(12, "work_email")))
+    hanako = first.decide((Contact(21, "work_phone"), Contact(22, "work_email")))
+    # The same kinds in the other order are another pattern (the order picks "the first phone").
+    jiro = first.decide((Contact(31, "work_email"), Contact(32, "work_phone")))
+    assert first.patterns == 2
+    # Each person still gets their own contact points.
+    assert {s.contact_id for s in taro.sends} == {11, 12}
+    assert {s.contact_id for s in hanako.sends} == {21, 22}
+    assert {(s.channel, s.contact_id) for s in jiro.sends} == {("sms", 32), ("email", 31)}
+    assert first.pattern(["work_phone", "work_email"]).sends == (Send("sms", 0), Send("email", 1))

@@ -54,7 +54,10 @@ def test_start_writes_one_recipient_per_person_with_unguessable_tokens(world):
     assert sorted(r.staff_id for r in rows) == sorted(s.id for s in world.staff)
     assert len({r.token for r in rows}) == len(rows)
     assert all(len(r.token) >= 22 for r in rows)  # 16 random bytes, URL-safe
-    assert all(r.state is RecipientState.PENDING and r.next_action_at == NOW for r in rows)
+    # Each person's first ladder step is taken with the recipient row (the dispatcher only places the messages).
+    first_wait = timedelta(minutes=service.snapshot(broadcast).ladder.steps[0].wait_minutes)
+    assert all(r.state is RecipientState.CONTACTING and (r.cycle, r.step) == (0, 1) for r in rows)
+    assert all(r.next_action_at == NOW + first_wait for r in rows)
     # Denormalised for GROUP BY: the site's prefecture and the home prefecture.
     by_staff = {r.staff_id: r for r in rows}
     osaka_from_tokyo = world.staff[7]
@@ -73,18 +76,18 @@ def test_failed_insert_midway_stores_nothing_and_sends_nothing(world, monkeypatc
     real_flush = service._flush_recipients
     chunks = []
 
-    def flaky(rows):
+    def flaky(rows, *rest):
         chunks.append(len(rows))
         if len(chunks) == 2:
             raise RuntimeError("disk full")
-        return real_flush(rows)
+        return real_flush(rows, *rest)
 
     monkeypatch.setattr(service, "_flush_recipients", flaky)
     with pytest.raises(RuntimeError):
         start(world)
     db.session.rollback()  # what the request / task edge does
     assert chunks == [3, 3]  # the first chunk had been written before the failure
-    assert count(Broadcast) == 0 and count(Recipient) == 0
+    assert count(Broadcast) == 0 and count(Recipient) == 0 and count(Attempt) == 0
     db.session.commit()
     assert kicked == []
 

@@ -253,7 +253,7 @@ def test_metrics_csv_download(crisis, world):
     drill = a_drill(world)
     service.link_broadcast(drill=drill, broadcast_id=broadcast.id, actor="t")
     response = crisis.get(f"/drills/{drill.id}/metrics.csv")
-    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.data.startswith(b"\xef\xbb\xbf")
     assert "回答率" in response.data.decode("utf-8-sig")
 
