@@ -213,6 +213,9 @@ class TwilioBackend:
                 else TwilioHttpClient(timeout=timeout_s)
             )
         self.client = Client(account_sid, auth_token, http_client=http_client)
+        # The client imports its resources on first use (~50 ms): do it now, so that a worker's first call under
+        # pacing leaves on time instead of landing just before the second.
+        _ = self.client.calls, self.client.messages
 
     def place_call(
         self,
