@@ -131,7 +131,7 @@ def run(ctx: Context) -> list[Figure]:
     import json
 
     window = ctx.size(2, 10)
-    latency_window = ctx.size(3, 20)
+    latency_window = ctx.size(2, 20)
     people = ctx.size(4_000, 30_000)
     broadcast_id, calls = placed_calls(ctx, people)
 
@@ -199,7 +199,7 @@ def run(ctx: Context) -> list[Figure]:
                 },
             )
         )
-        opened = {"mode": "open", "rate": RATE, "seconds": latency_window, "grace_s": ctx.size(5, 30)}
+        opened = {"mode": "open", "rate": RATE, "seconds": latency_window, "grace_s": ctx.size(3, 30)}
         need = RATE * latency_window
         base_open = load(ctx, minimal_url, [build(minimal_url, c) for c in calls[:need]], **opened)
         batch = take(need) if build is answer_request else calls[-need:]
