@@ -1459,20 +1459,15 @@ def call_and_line_by_sid(*, call_sid: str) -> tuple[InboundCall, InboundLine] | 
 
 def _insert_unless_present(
     model: type[Any], columns: Sequence[str], key: Sequence[str], *, returning_id: bool = False
-) -> Any | None:
-    """``INSERT … ON CONFLICT (key) DO NOTHING`` of ``columns`` (bound by name), for the dialects that have it
-    (None for the others): one statement, no savepoint, and a concurrent insert of the same row (a retried
+) -> Any:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` of ``columns`` (bound by name), on SQLite or PostgreSQL (the two
+    databases Lifeline runs on): one statement, no savepoint, and a concurrent insert of the same row (a retried
     webhook) wins quietly. ``returning_id``: the new row's id, or no row when it was there already."""
     dialect = db.session.get_bind().dialect.name
     statement: Any = _inserts.get((model.__name__, dialect))
     if statement is not None:
         return statement
-    if dialect == "postgresql":
-        statement = postgresql.insert(model.__table__)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(model.__table__)
-    else:
-        return None
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
     table = cast(Table, model.__table__)
     statement = statement.values(
         {column: bindparam(column, type_=table.c[column].type) for column in columns}
@@ -1497,11 +1492,6 @@ def _record_call(
         "started_at": now,
     }
     statement = _insert_unless_present(InboundCall, _CALL_COLUMNS, ["call_sid"], returning_id=True)
-    if statement is None:
-        call: InboundCall = _get_or_create(
-            lambda: call_by_sid(call_sid=call_sid), lambda: InboundCall(**values)
-        )
-        return call.id
     call_id: int | None = db.session.scalar(statement, values)
     if call_id is None:  # recorded by an earlier (or concurrent) delivery of the same webhook
         call_id = db.session.scalar(_CALL_ID, {"call_sid": call_sid})
@@ -1536,16 +1526,7 @@ def _record_leg(*, call_id: int, chosen: routing.Candidate, now: datetime) -> No
         "endpoint_count": len(chosen.endpoints),
         "started_at": now,
     }
-    statement = _insert_unless_present(CallLeg, _LEG_COLUMNS, ["call_id", "position"])
-    if statement is not None:
-        db.session.execute(statement, values)
-        return
-    _get_or_create(
-        lambda: db.session.scalar(
-            select(CallLeg).where(CallLeg.call_id == call_id, CallLeg.position == chosen.position)
-        ),
-        lambda: CallLeg(**values),
-    )
+    db.session.execute(_insert_unless_present(CallLeg, _LEG_COLUMNS, ["call_id", "position"]), values)
 
 
 def route_call(

@@ -18,7 +18,7 @@ good) is skipped at once rather than waited for. When the last step's wait is ov
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -284,18 +284,6 @@ class FirstSteps:
                 include_family=self.include_family,
             )
         return decision
-
-    def decide(self, contacts: Sequence[Contact]) -> Decision:
-        """The first step for this person: :func:`decide` with no attempts yet, from the cached pattern."""
-        decision = self.pattern([c.kind for c in contacts])
-        return replace(
-            decision, sends=tuple(Send(s.channel, contacts[s.contact_id].id) for s in decision.sends)
-        )
-
-    @property
-    def patterns(self) -> int:
-        """How many distinct patterns of contact kinds were decided so far."""
-        return len(self._by_kinds)
 
 
 def after_failed_call(ladder: Ladder, *, now: datetime, next_action_at: datetime | None) -> datetime | None:

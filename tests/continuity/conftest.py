@@ -4,8 +4,7 @@ line, and a way to post correctly signed Twilio webhooks through the Flask test 
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from continuity import cache, service
+from continuity import service
 from continuity.models import InboundLine, LineKind, RoutingPlan
 from core import db
 from core.config import Settings
@@ -67,16 +66,6 @@ PLAN_OSAKA: dict[str, Any] = {
     "site": "OSA",
     "targets": [{"kind": "site_agents", "site": "OSA"}, {"kind": "voicemail"}],
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_routing_cache() -> Iterator[None]:
-    """Every test starts with an empty routing-state cache, on the real clock (each test's data is rolled back,
-    and an organization id can come back in the next test)."""
-    cache.routing_states.clear()
-    yield
-    cache.routing_states.clear()
-    cache.routing_states.clock = time.monotonic
 
 
 _sids = itertools.count(1)
