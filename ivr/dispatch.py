@@ -831,7 +831,6 @@ def run(
     now: Callable[[], datetime] = utcnow,
     max_rounds: int = 50,
     keep_pace_s: float = 0.0,
-    sleep: Callable[[float], Any] | None = None,
 ) -> Report:
     """Everything due right now, until nothing more can leave (the bucket is empty or the work is done).
 
@@ -841,7 +840,6 @@ def run(
     task passes its own period, so back-to-back runs keep the configured rate.
     """
     report = Report()
-    wait = sleep or _sleep
     service.close_expired(now=now())
     db.session.commit()
     deadline = time.monotonic() + keep_pace_s
@@ -859,7 +857,7 @@ def run(
             if not keep_pace_s or not pending_work(now=now()):
                 break
             db.session.commit()
-            wait(PACE_TICK_S)
+            _sleep(PACE_TICK_S)
             rounds -= 1  # waiting for a token is not a round of work
     report.finished_broadcasts = finish_broadcasts(out=out, now=now())
     send_due_summaries(out=out, now=now())
